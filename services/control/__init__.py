@@ -1,0 +1,1 @@
+"""camhub control service."""

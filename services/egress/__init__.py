@@ -1,0 +1,1 @@
+"""camhub egress service."""

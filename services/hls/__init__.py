@@ -1,0 +1,1 @@
+"""camhub hls service."""

@@ -1,0 +1,1 @@
+"""``camhub up``: the whole stack on one machine (see :mod:`services.up.supervisor`)."""
