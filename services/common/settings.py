@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     hls_dir: str = ""
     hls_idle_seconds: float = Field(30.0, gt=0)
     # WebRTC
+    #: Address ICE host candidates are gathered on (the LAN address for real cameras).
     webrtc_host: str = "127.0.0.1"
     # Control
     mqtt_tls_ca: str = ""
