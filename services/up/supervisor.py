@@ -125,7 +125,9 @@ class Supervisor:
             self.children.append(
                 Child("sim-printer", [py, "-m", "services.sim", "printer", "--register", "demo-printer"], env)
             )
-            self.children.append(Child("sim-camera", [py, "-m", "services.sim", "camera", "--stream", "demo"], env))
+            self.children.append(
+                Child("sim-camera", [py, "-m", "services.sim", "camera", "--stream", "demo", "--register"], env)
+            )
         for child in self.children:
             child.start()
         host = self.settings.http_host
