@@ -16,53 +16,9 @@ import pytest
 
 from tests.support.nats import free_port
 from tests.support.procs import ROOT, ping_services, wait_services
+from tests.support.stack import UpStack
 
 SERVICES = {"ingest", "hls", "control", "egress", "gateway"}
-
-
-class Stack:
-    def __init__(self, tmp: Path) -> None:
-        self.dir = tmp
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.nats_port = free_port()
-        self.env = dict(os.environ)
-        self.env.pop("CAMHUB_NATS_URL", None)
-        self.env.update(
-            CAMHUB_NATS_PORT=str(self.nats_port),
-            CAMHUB_NATS_MONITOR_PORT=str(free_port()),
-            CAMHUB_HTTP_PORT=str(free_port()),
-            CAMHUB_DATA_DIR=str(tmp / "data"),
-            CAMHUB_HEARTBEAT_SECONDS="0.5",
-        )
-        self.log = open(tmp / "up.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
-
-    def descendants(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return int(self.proc.returncode)
 
 
 def _pid_of(replies: list[dict[str, object]], name: str) -> int:
@@ -74,7 +30,7 @@ def _pid_of(replies: list[dict[str, object]], name: str) -> int:
 
 @pytest.mark.timeout(90)
 async def test_two_stacks_run_side_by_side_restart_children_and_exit_clean(tmp_path: Path) -> None:
-    a, b = Stack(tmp_path / "a"), Stack(tmp_path / "b")
+    a, b = UpStack(tmp_path / "a"), UpStack(tmp_path / "b")
     try:
         t0 = time.monotonic()
         replies_a, replies_b = await asyncio.gather(
