@@ -19,6 +19,11 @@ KV_STREAMS = "camhub-streams"
 KV_STATUS = "camhub-status"
 KV_LEASES = "camhub-leases"
 KV_TOKENS = "camhub-tokens"
+#: HLS: per stream, where its packager left off (next media sequence number), so a takeover
+#: continues the media sequence (docs/bus.md, "HLS").
+KV_HLS = "camhub-hls"
+#: Gateway cluster secrets shared by its replicas: the generated API token's SHA-256, the VMS signing key.
+KV_GATEWAY = "camhub-gateway"
 STREAM_STATUS_HISTORY = "CAMHUB_STATUS_HISTORY"
 
 # --- media -------------------------------------------------------------------------------
@@ -38,6 +43,12 @@ def media_info(stream: str) -> str:
 def media_events(stream: str) -> str:
     """``camhub.media.<stream>.events``: ``up``, ``down``, ``discontinuity``, ``keyframe-request``."""
     return f"{PREFIX}.media.{validate_id(stream, 'stream id')}.events"
+
+
+def media_all(stream: str) -> str:
+    """``camhub.media.<stream>.*``: frames, info and events of one stream in one subscription,
+    so a subscriber sees them in the order the publisher sent them."""
+    return f"{PREFIX}.media.{validate_id(stream, 'stream id')}.*"
 
 
 MEDIA_FRAMES_ALL = f"{PREFIX}.media.*.frames"
@@ -71,6 +82,12 @@ INGEST_PUSH_ALL = f"{PREFIX}.ingest.push.*"
 def ingest_push(stream: str) -> str:
     """``camhub.ingest.push.<stream>``: a frame pushed over HTTP, handed to ingest."""
     return f"{PREFIX}.ingest.push.{validate_id(stream, 'stream id')}"
+
+
+def ingest_forward(instance: str) -> str:
+    """``camhub.ingest.forward.<instance>``: a pushed frame handed to the ingest replica that owns
+    the stream (header ``Camhub-Stream``); same body, headers and reply as ``ingest_push``."""
+    return f"{PREFIX}.ingest.forward.{validate_id(instance, 'instance')}"
 
 
 def webrtc_session(sid: str, op: str) -> str:
