@@ -61,6 +61,10 @@ class Device(BaseModel):
         return validate_id(v, "device id")
 
 
+class DeviceExists(ValueError):
+    """:meth:`Registry.create` found a device with the same id."""
+
+
 def _fernet(secret_key: str) -> Fernet | None:
     if not secret_key:
         return None
@@ -165,6 +169,24 @@ class Registry:
         dev = dev.model_copy(update={"updated_at": now, "created_at": dev.created_at or now})
         kv = await self._kv()
         await kv.put(dev.id, self._encode(dev))
+        return dev
+
+    async def create(self, dev: Device) -> Device:
+        """Store ``dev`` only if no record with its id exists (KV create, so two writers racing
+        for one id cannot both win); timestamps set here.
+
+        Raises:
+            DeviceExists: a device with this id is already stored.
+        """
+        now = int(time.time() * 1000)
+        dev = dev.model_copy(update={"updated_at": now, "created_at": now})
+        kv = await self._kv()
+        try:
+            await kv.create(dev.id, self._encode(dev))
+        except Exception as exc:
+            if "wrong last sequence" in str(exc).lower() or "exists" in str(exc).lower():
+                raise DeviceExists(f"device {dev.id!r} already exists") from None
+            raise
         return dev
 
     async def delete(self, device_id: str) -> bool:
