@@ -82,12 +82,13 @@ class ServiceProcess:
 
 async def ping_services(nats_url: str, wait: float = 0.4) -> list[dict[str, Any]]:
     """Every reply to ``$SRV.PING`` within ``wait`` seconds."""
-    nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
+    nc = await nats.connect(nats_url.split(","), connect_timeout=2, max_reconnect_attempts=0)
     replies: list[dict[str, Any]] = []
     inbox = nc.new_inbox()
 
     async def on_msg(msg: Any) -> None:
-        replies.append(json.loads(msg.data))
+        if msg.data:  # status-only messages (no responders) carry no body
+            replies.append(json.loads(msg.data))
 
     await nc.subscribe(inbox, cb=on_msg)
     await nc.publish("$SRV.PING", b"", reply=inbox)
