@@ -216,12 +216,6 @@ def test_camera_start_shows_the_camera_ack(stack: Stack, page: Page, console: Co
     console.assert_clean()
 
 
-@pytest.mark.xfail(
-    reason="backend: the gateway's CameraConfig.fps is a float (30 -> 30.0) and ingest's camera_control "
-    "refuses non-integers ('fps must be an integer'), so the config never reaches the camera",
-    raises=AssertionError,
-    strict=False,
-)
 def test_camera_config_refusal_is_shown(stack: Stack, page: Page, console: ConsoleLog) -> None:
     camera = publish_browser_camera(stack, page, "browser-cam2")
     console.allow(r"Failed to load resource: the server responded with a status of 502")
