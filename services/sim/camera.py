@@ -67,6 +67,7 @@ def encoder_thread(out: queue.Queue[bytes | None], width: int, height: int, fps:
         "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:repeat-headers=1:bframes=0",
     }
     i = 0
+    skipping = False
     start = threading.Event()
     t0 = time.monotonic()  # the encoder thread paces itself (Event.wait), never the event loop
     while not stop.is_set():
@@ -74,10 +75,14 @@ def encoder_thread(out: queue.Queue[bytes | None], width: int, height: int, fps:
         frame.pts = i
         frame.pict_type = av.video.frame.PictureType.NONE
         for pkt in ctx.encode(frame):
+            au = bytes(pkt)
+            if skipping and not pkt.is_keyframe:
+                continue  # dropping a P-frame breaks every frame up to the next IDR: skip to it
             try:
-                out.put_nowait(bytes(pkt))
+                out.put_nowait(au)
+                skipping = False
             except queue.Full:
-                pass
+                skipping = True
         i += 1
         delay = t0 + i / fps - time.monotonic()
         if delay > 0:
