@@ -73,10 +73,16 @@ class Lease:
         """Stop contending; when held, run ``on_lost`` and (``release``) delete the key."""
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the caller itself is being cancelled: do not swallow that
+            except Exception:
+                pass
         if self._rev is not None:
             rev, self._rev = self._rev, None
             await self._fire(self._on_lost)

@@ -75,6 +75,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--camera-port", type=int, default=0)
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--job-seconds", type=float, default=300.0)
+    p.add_argument("--heat-seconds", type=float, default=3.0, help="heating time constant (demo: 1)")
     p.add_argument("--push-interval", type=float, default=1.0, help="seconds between periodic pushes")
     p.add_argument("--register", default="", metavar="ID", help="registry id of the (first) printer")
     p.add_argument("--name", default="", help="registry name (default: 'Simulated printer')")
@@ -237,6 +238,7 @@ async def run(args: argparse.Namespace) -> int:
                     no_ack=args.no_ack,
                     rtsp_url=rtsp_url,
                     job_seconds=args.job_seconds,
+                    heat_tau=args.heat_seconds,
                     seed=i,
                 ),
                 now,

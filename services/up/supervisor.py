@@ -17,6 +17,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,28 @@ from services.common.settings import Settings
 log = logging.getLogger("camhub.up")
 
 SERVICES = ("ingest", "hls", "control", "egress", "gateway")
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now (for the demo simulators)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _has_gstreamer() -> bool:
+    """True when the system Python has GStreamer's RTSP server (the demo printer's camera)."""
+    try:
+        return (
+            subprocess.run(
+                ["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+                capture_output=True,
+                timeout=10,
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def _pdeathsig() -> None:
@@ -122,9 +145,11 @@ class Supervisor:
         for name in self.services:
             self.children.append(Child(name, [py, "-m", f"services.{name}"], env))
         if self.demo:
-            self.children.append(
-                Child("sim-printer", [py, "-m", "services.sim", "printer", "--register", "demo-printer"], env)
-            )
+            printer = [py, "-m", "services.sim", "printer", "--register", "demo-printer", "--name", "Demo printer"]
+            printer += ["--port", str(free_port()), "--heat-seconds", "1", "--job-seconds", "600"]
+            if _has_gstreamer():
+                printer += ["--camera-port", str(free_port())]  # an X1-style RTSPS camera
+            self.children.append(Child("sim-printer", printer, env))
             self.children.append(
                 Child("sim-camera", [py, "-m", "services.sim", "camera", "--stream", "demo", "--register"], env)
             )
