@@ -17,6 +17,7 @@ from services.common.bus import Bus
 from services.common.streams import publish_info
 from tests.hls.support import HttpShim, looped, publish, x264
 from tests.hls.test_service import INFO, get_ready, wait_serving
+from tests.support.browser import chromium_path
 from tests.support.procs import ROOT, ServiceProcess
 
 pytestmark = [
@@ -74,7 +75,7 @@ async def test_hlsjs_plays_ll_hls_in_chromium(hls_service: ServiceProcess, bus: 
         assert status == 200
         async with shim.running(), async_playwright() as p:
             browser = await p.chromium.launch(
-                executable_path="/usr/bin/chromium",
+                executable_path=chromium_path(),
                 args=[
                     "--no-sandbox",
                     "--disable-gpu",

@@ -17,7 +17,6 @@ Every wait is bounded; the UI is the built ``web/dist`` the gateway serves.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,44 +27,16 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from services.sim.printer import DEFAULT_PORT as SIM_MQTT_PORT
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, chromium_path
 from tests.support.nats import free_port
 from tests.ui.support import ConsoleLog, Stack, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist" / "index.html"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 READY_TIMEOUT_S = 45.0
-#: ``camhub up --demo`` runs its simulated printer on a fixed MQTT port, so two demo stacks cannot
-#: run at once; a stack of another test run on this machine is waited for this long.
-SIM_PORT_WAIT_S = 120.0
 
 pytestmark = pytest.mark.browser
-
-
-def wait_port_free(port: int, timeout: float) -> None:
-    """Wait until nothing listens on 127.0.0.1:``port`` (fails the test after ``timeout`` s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-                return
-            except OSError:
-                pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"port {port} (the demo printer's MQTT) is held by another `camhub up --demo`")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +47,6 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         pytest.fail("web/dist is not built: run scripts/setup (or `cd web && npm ci && npm run build`)")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup --test does it)")
-    wait_port_free(SIM_MQTT_PORT, SIM_PORT_WAIT_S)
     root = tmp_path_factory.mktemp("stack")
     http_port = free_port()
     env = dict(os.environ)
@@ -132,7 +102,7 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    b = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+    b = playwright_driver.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, timeout=30_000)
     try:
         yield b
     finally:
