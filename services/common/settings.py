@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     # Ingest
     push_max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     rtsp_timeout_seconds: float = Field(5.0, gt=0)
+    #: A WHIP peer whose ICE + DTLS is not connected this long after the answer is closed.
+    whip_connect_timeout_seconds: float = Field(10.0, gt=0)
+    #: A connected WHIP peer that sends no video frame for this long is closed (publisher gone).
+    whip_media_timeout_seconds: float = Field(10.0, gt=0)
+    #: A pushed stream with no frame for this long is ended (``down``), seconds.
+    push_idle_seconds: float = Field(30.0, gt=0)
 
     @property
     def nats_servers(self) -> list[str]:

@@ -9,7 +9,8 @@ Run it with the SYSTEM Python, which has ``gi`` (PyGObject) and the GStreamer in
         [--keyint 30] [--num-buffers N] [--shared]
 
 Source: ``videotestsrc`` encoded by ``x264enc`` / ``x265enc`` (a live camera), or ``--file`` (an
-MP4/MKV whose H.264/H.265 video is sent as is, paced by its timestamps; no encoder runs).
+MP4/MKV whose H.264/H.265 video is sent as is, paced in real time by its timestamps with
+``identity sync=true``; no encoder runs).
 ``--user``/``--password`` require RTSP digest authentication (RFC 2617 via gst-rtsp-server's
 ``RTSPAuth``); ``--tls-cert``/``--tls-key`` serve RTSPS (RTSP over TLS, ``rtsps://``), as the
 Bambu X1 does on port 322.  The server binds 127.0.0.1 only and prints ``READY <url>`` on stdout
@@ -61,7 +62,7 @@ def launch_line(a: argparse.Namespace) -> str:
         pay = "rtph265pay" if a.codec == "h265" else "rtph264pay"
         return (
             f'( filesrc location="{a.file}" ! {demux} name=d d.video_0 ! queue ! {parse} config-interval=-1 '
-            f"! {pay} name=pay0 pt=96 config-interval=-1 )"
+            f"! identity sync=true ! {pay} name=pay0 pt=96 config-interval=-1 )"
         )
     src = (
         f"videotestsrc is-live=true pattern={a.pattern} num-buffers={a.num_buffers} "
