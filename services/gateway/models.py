@@ -183,7 +183,8 @@ class CameraConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     bitrate: Annotated[int, Field(ge=16, le=200_000, description="kbit/s")] | None = None
-    fps: Annotated[int, Field(ge=1, le=240, description="frames per second (the camera data channel takes whole numbers)")] | None = None
+    #: Whole frames per second: the camera's data channel refuses 30.0.
+    fps: Annotated[int, Field(ge=1, le=240, description="frames per second")] | None = None
     width: Annotated[int, Field(ge=16, le=7680)] | None = None
     height: Annotated[int, Field(ge=16, le=4320)] | None = None
 
