@@ -19,104 +19,35 @@ Written here because no Python library packetizes AV1; the OBU syntax is AV1 spe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aiortc.codecs.base import Encoder
 from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 
+from services.common.av1 import (
+    OBU_PADDING,
+    OBU_SEQUENCE_HEADER,
+    OBU_TEMPORAL_DELIMITER,
+    OBU_TILE_LIST,
+    Av1Error,
+    Obu,
+    iter_obus,
+    read_leb128,
+    write_leb128,
+)
+
+__all__ = ["PACKET_MAX", "Av1Error", "Av1Packer", "leb128", "packetize", "parse_obus", "read_leb128"]
+leb128 = write_leb128
+
 #: Largest RTP payload, bytes (aiortc's H.264 packetizer uses the same budget).
 PACKET_MAX = 1300
-
-OBU_SEQUENCE_HEADER = 1
-OBU_TEMPORAL_DELIMITER = 2
-OBU_TILE_LIST = 8
-OBU_PADDING = 15
 
 _Z = 0x80
 _Y = 0x40
 _N = 0x08
 
 
-class Av1Error(ValueError):
-    """The temporal unit is not a valid sequence of AV1 OBUs (truncated header or size)."""
-
-
-@dataclass(slots=True)
-class Obu:
-    """One OBU: ``type`` (AV1 spec 6.2.2), its header bytes (1 or 2, size flag cleared), payload."""
-
-    type: int
-    header: bytes
-    payload: bytes
-
-    @property
-    def element(self) -> bytes:
-        """The OBU as an RTP OBU element: header without size field + payload."""
-        return self.header + self.payload
-
-
-def leb128(value: int) -> bytes:
-    """Unsigned LEB128 encoding (AV1 spec 4.10.5)."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def read_leb128(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode LEB128 at ``data[pos:]``; returns (value, next position).
-
-    Raises:
-        Av1Error: the value runs past the end or is longer than 8 bytes.
-    """
-    value = 0
-    for i in range(8):
-        if pos + i >= len(data):
-            raise Av1Error("truncated LEB128 value")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise Av1Error("LEB128 value longer than 8 bytes")
-
-
 def parse_obus(data: bytes) -> list[Obu]:
-    """Split a temporal unit (low-overhead bitstream format, AV1 spec 5.2) into OBUs.
-
-    An OBU without ``obu_has_size_field`` runs to the end of ``data`` (allowed for the last one).
-
-    Raises:
-        Av1Error: a header or size runs past the end of ``data``, or the forbidden bit is set.
-    """
-    obus: list[Obu] = []
-    pos = 0
-    n = len(data)
-    while pos < n:
-        first = data[pos]
-        if first & 0x80:
-            raise Av1Error(f"OBU forbidden bit set at byte {pos}")
-        obu_type = (first >> 3) & 0x0F
-        has_ext = bool(first & 0x04)
-        has_size = bool(first & 0x02)
-        header_len = 2 if has_ext else 1
-        if pos + header_len > n:
-            raise Av1Error("truncated OBU header")
-        header = bytes([first & ~0x02 & 0xFF]) + (data[pos + 1 : pos + 2] if has_ext else b"")
-        pos += header_len
-        if has_size:
-            size, pos = read_leb128(data, pos)
-            if pos + size > n:
-                raise Av1Error(f"OBU size {size} runs past the end of the temporal unit")
-        else:
-            size = n - pos
-        obus.append(Obu(obu_type, header, data[pos : pos + size]))
-        pos += size
-    return obus
+    """The OBUs of a low-overhead temporal unit (``services.common.av1.iter_obus``), as a list."""
+    return list(iter_obus(data))
 
 
 def packetize(data: bytes, max_size: int = PACKET_MAX) -> list[bytes]:
@@ -125,7 +56,7 @@ def packetize(data: bytes, max_size: int = PACKET_MAX) -> list[bytes]:
     Raises:
         Av1Error: ``data`` is not a valid OBU sequence.
     """
-    obus = [o for o in parse_obus(data) if o.type not in (OBU_TEMPORAL_DELIMITER, OBU_TILE_LIST, OBU_PADDING)]
+    obus = [o for o in iter_obus(data) if o.type not in (OBU_TEMPORAL_DELIMITER, OBU_TILE_LIST, OBU_PADDING)]
     if not obus:
         return []
     new_sequence = any(o.type == OBU_SEQUENCE_HEADER for o in obus)
@@ -134,7 +65,7 @@ def packetize(data: bytes, max_size: int = PACKET_MAX) -> list[bytes]:
     continues = False  # the current packet starts with the rest of a fragmented element
     room = max_size - 1
     for obu in obus:
-        element = obu.element
+        element = obu.element()
         while element:
             free = room - len(body)
             need = len(leb128(len(element))) + len(element)

@@ -14,15 +14,15 @@ temporal delimiters are not transmitted; a receiver writing a low-overhead bitst
 No Python library implements this format (aiortc supports only VP8/H.264), and it is camhub's
 frame routing core, so it is written here, separate from any socket: :func:`depacketize` takes the
 payloads of one RTP timestamp in sequence order.  A frame with a lost fragment is rejected
-(:class:`~services.ingest.av1.Av1Error`), never published half.
+(:class:`~services.common.av1.Av1Error`), never published half.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.ingest import av1
-from services.ingest.av1 import Av1Error
+from services.common import av1
+from services.common.av1 import Av1Error
 
 _DROP_TYPES = (av1.OBU_TEMPORAL_DELIMITER, av1.OBU_TILE_LIST, av1.OBU_PADDING)
 

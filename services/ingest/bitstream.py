@@ -9,14 +9,13 @@ bytes), not every bitstream error:
   types 1-5, H.265 types 0-31).
 * VP8 (RFC 6386 section 9.1): a frame tag of 3 bytes; a key frame carries the start code
   ``9d 01 2a`` and dimensions.
-* AV1: a low-overhead temporal unit whose OBUs parse (:mod:`services.ingest.av1`).
+* AV1: a low-overhead temporal unit whose OBUs parse (:mod:`services.common.av1`).
 * JPEG: SOI ``FF D8`` ... EOI ``FF D9``; WebP: ``RIFF....WEBP``.
 """
 
 from __future__ import annotations
 
-from services.common import h264
-from services.ingest import av1
+from services.common import av1, h264
 
 H264_RESERVED = frozenset({0, *range(24, 32)})
 

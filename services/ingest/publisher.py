@@ -31,12 +31,12 @@ from typing import Any
 
 import av
 
+from services.common import av1, h264, metrics, subjects
 from services.common import codec as msgcodec
-from services.common import h264, metrics, subjects
 from services.common.bus import Bus
 from services.common.frames import CLOCK_HZ, Frame, encode
 from services.common.streams import StreamInfo, get_info, publish_event
-from services.ingest import av1, bitstream
+from services.ingest import bitstream
 from services.ingest.health import BOARD, StreamHealth
 
 log = logging.getLogger("camhub.ingest.publisher")

@@ -35,9 +35,9 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 from aiortc.codecs.base import Decoder
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 
+from services.common import av1
+from services.common.av1 import Av1Error
 from services.common.rtc import EncodedFrame
-from services.ingest import av1
-from services.ingest.av1 import Av1Error
 from services.ingest.av1_rtp import depacketize, frame_payload, unframe_payloads
 
 log = logging.getLogger("camhub.ingest.rtc")

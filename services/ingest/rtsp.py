@@ -11,8 +11,10 @@ very first connect fails.
 FFmpeg options (libavformat ``rtsp`` demuxer, FFmpeg 8.1 docs "rtsp" section):
 ``rtsp_transport=tcp`` (RTP interleaved on the RTSP connection, RFC 2326 10.12), ``timeout`` = the
 socket I/O timeout in microseconds (``stimeout`` no longer exists and is silently ignored),
-``allowed_media_types=video``.  PyAV's ``timeout=(open_s, read_s)`` bounds ``avformat_open_input``
-and each read.  RTSPS (``rtsps://``, RTSP over TLS, e.g. Bambu X1 ``rtsps://bblp:<code>@<host>:322/
+``allowed_media_types=video``.  FFmpeg's ``timeout`` alone bounds connect, the RTSP handshake and
+each read (a stalled server is given up after about twice the timeout, measured): PyAV's own ``timeout=(open_s, read_s)`` is not used, because its interrupt callback
+takes the GIL on every FFmpeg I/O poll, which with 30 streams doubled ingest CPU and made frames
+late (``benchmarks/bench_ingest.py``).  RTSPS (``rtsps://``, RTSP over TLS, e.g. Bambu X1 ``rtsps://bblp:<code>@<host>:322/
 streaming/live/1``) adds ``tls_verify=0``: printers and cameras present self-signed certificates.
 Credentials ride in the URL (FFmpeg answers Basic and Digest challenges, RFC 2617); the
 registry's ``username``/``password`` are inserted when the URL has none.  No URL with a password
@@ -142,7 +144,8 @@ class RtspReader(threading.Thread):
         self._stop_flag = threading.Event()
 
     def stop(self) -> None:
-        """Ask the thread to end (it checks between packets and after each timed-out read)."""
+        """Ask the thread to end (it checks between packets; a stalled read ends with FFmpeg's
+        ``timeout``)."""
         self._stop_flag.set()
 
     @property
@@ -159,7 +162,7 @@ class RtspReader(threading.Thread):
         container: Any = None
         try:
             container = av.open(
-                self.url, options=av_options(self.url, self.timeout_s), timeout=(self.timeout_s, self.timeout_s)
+                self.url, options=av_options(self.url, self.timeout_s)
             )
             if not container.streams.video:
                 self._emit(("error", "the RTSP source has no video stream"))

@@ -9,7 +9,7 @@ the first packet of a keyframe temporal unit that carries a sequence header.
 
 from __future__ import annotations
 
-from services.ingest.av1 import iter_obus, write_leb128
+from services.common.av1 import iter_obus, write_leb128
 
 
 def strip_sizes(tu: bytes) -> list[bytes]:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -143,6 +144,10 @@ async def running_ingest(settings: Settings) -> AsyncIterator[ProbeIngest]:
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 15)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # run_service's handlers: give pytest its own back
+            loop.remove_signal_handler(sig)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from services.ingest import av1
-from services.ingest.av1 import Av1Error
+from services.common import av1
+from services.common.av1 import Av1Error
 from services.ingest.av1_rtp import depacketize, frame_payload, split_payload, unframe_payloads
 from tests.ingest.av1_packetizer import packetize, strip_sizes
 from tests.ingest.media import decode_av1, encode_av1

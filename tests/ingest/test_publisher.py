@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.common import codec, h264, subjects
+from services.common import av1, codec, h264, subjects
 from services.common.bus import Bus
 from services.common.frames import Frame, FrameAssembler
 from services.common.streams import get_info
-from services.ingest import av1
 from services.ingest.publisher import StreamPublisher
 from tests.ingest.media import big_keyframes, encode_av1
 from tests.support.media import encode_h264

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,32 @@ async def test_reconnects_forever_from_a_failed_first_connect_and_after_a_restar
     assert kinds[:4] == [("up", 1), ("down", 1), ("up", 2), ("discontinuity", 2)]
     first_epoch2 = next(f for f in tap.frames[n:])
     assert first_epoch2.key  # the new epoch starts at a keyframe
+
+
+async def test_a_stalled_server_times_out_and_the_pull_recovers(
+    bus: Bus, rtsp_server: Callable[..., RtspServer]
+) -> None:
+    """SIGSTOP freezes the server mid-stream (TCP stays open, nothing is sent): FFmpeg's
+    ``timeout`` (3 s here) ends the read - measured: after about twice the timeout, FFmpeg waits
+    once more while ending the session - and after SIGCONT the pull reconnects."""
+    srv = rtsp_server("--fps", "30")
+    tap = await Tap().start(bus, "cam5")
+    src = RtspSource(bus, "cam5", srv.url, "ing", timeout_s=3, backoff=Backoff(0.5, 0.5))
+    task = await _run(src)
+    assert srv.proc is not None
+    try:
+        await wait_for(lambda: len(tap.frames) > 10, 15)
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        stopped = asyncio.get_running_loop().time()
+        await wait_for(lambda: any(e["type"] == "down" for e in tap.events), 10)
+        assert asyncio.get_running_loop().time() - stopped < 2 * 3 + 2
+        os.kill(srv.proc.pid, signal.SIGCONT)
+        n = len(tap.frames)
+        await wait_for(lambda: len(tap.frames) > n + 10, 20)
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+        await _cancel(task)
+    assert [e["type"] for e in tap.events][:3] == ["up", "down", "up"]
 
 
 async def _html_server() -> tuple[asyncio.Server, int]:

@@ -12,12 +12,11 @@ import av
 import psutil
 import pytest
 
-from services.common import h264, subjects
+from services.common import av1, h264, subjects
 from services.common.bus import Bus, NoResponders
 from services.common.lease import lease_owner
 from services.common.registry import Device, Registry
 from services.common.streams import publish_event
-from services.ingest import av1
 from tests.ingest.conftest import ProbeIngest, wait_for
 from tests.ingest.media import big_keyframes, decode_av1, encode_av1
 from tests.ingest.test_publisher import Tap

@@ -13,10 +13,9 @@ from typing import Any
 import av
 import pytest
 
-from services.common import subjects
+from services.common import av1, subjects
 from services.common.bus import Bus
 from services.common.streams import publish_event
-from services.ingest import av1
 from tests.ingest.conftest import ProbeIngest, wait_for
 from tests.ingest.test_publisher import Tap
 from tests.ingest.whip_shim import whip_shim

@@ -76,6 +76,12 @@ class Obu:
     extension: int | None
     payload: bytes
 
+    def element(self) -> bytes:
+        """The OBU without ``obu_size`` (``obu_has_size_field = 0``): an RTP OBU element."""
+        header = (self.type << 3) | (0x04 if self.extension is not None else 0)
+        ext = bytes([self.extension]) if self.extension is not None else b""
+        return bytes([header]) + ext + self.payload
+
     def to_bytes(self) -> bytes:
         """The OBU in low-overhead format (``obu_has_size_field = 1``)."""
         header = (self.type << 3) | 0x02 | (0x04 if self.extension is not None else 0)
