@@ -20,6 +20,29 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
+def _drop_realtime_priority() -> None:
+    """Put every thread of this process back on SCHED_OTHER.
+
+    libsvtav1 (the AV1 encoder PyAV bundles, used here to make AV1 test media) gives its threads
+    SCHED_FIFO 99 when run as root, and the policy spreads to every process the test then
+    starts (services, nats-server, Chromium). On 2 cores such real-time processes starved the
+    kernel and wedged the machine, so no test may leave one behind.
+    """
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            if os.sched_getscheduler(int(tid)) != os.SCHED_OTHER:
+                os.sched_setscheduler(int(tid), os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+
+
+@pytest.fixture(autouse=True)
+def _no_realtime_priority() -> Iterator[None]:
+    _drop_realtime_priority()
+    yield
+    _drop_realtime_priority()
+
+
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path / "nats-data")

@@ -36,7 +36,9 @@ def chromium_path() -> str:
     if setpriv is None or not os.path.exists(CHROMIUM):
         return CHROMIUM
     wrapper = Path(tempfile.gettempdir()) / f"camhub-chromium-{os.getuid()}"
-    script = f'#!/bin/sh\nCAMHUB_NO_RT=1 exec {setpriv} --bounding-set -sys_nice {CHROMIUM} "$@"\n'
+    chrt = shutil.which("chrt")
+    normal = f"{chrt} --other 0 " if chrt else ""  # also leave any inherited real-time policy
+    script = f'#!/bin/sh\nCAMHUB_NO_RT=1 exec {normal}{setpriv} --bounding-set -sys_nice {CHROMIUM} "$@"\n'
     if not wrapper.exists() or wrapper.read_text() != script:
         tmp = wrapper.with_suffix(f".{os.getpid()}")
         tmp.write_text(script)
