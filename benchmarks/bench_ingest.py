@@ -16,9 +16,11 @@ then measure ``--seconds``: frames per stream, media seconds delivered per wall 
 (% of one core, from /proc via psutil) of the ingest, the RTSP server and nats-server.
 "No loss" = no seq gap, nothing dropped and every stream >= 95 % of 30 fps.
 
-    .venv/bin/python -m benchmarks.bench_ingest [--streams 1,10,20,30,40,50,60,70] [--seconds 8] [--per-server 10]
+    .venv/bin/python -m benchmarks.bench_ingest [--streams 1,10,20,30,40,50,60,70,80,100]
+        [--seconds 8] [--per-server 10]
 
-Bounded: encoding the clip ~15-40 s (cached in the temp dir), each step ``--seconds`` + ~10 s;
+Bounded: encoding the clip ~30-45 s (cached in the temp dir), each step ``--seconds`` + ~8 s +
+0.2 s per stream (about 5 minutes for the default steps);
 it stops at the first step with loss.  The RTSP server and the bench's own subscriber share the
 two cores with the ingest, so the capacity figure is a lower bound for a dedicated ingest host.
 """
@@ -214,7 +216,7 @@ async def run_step(n: int, seconds: float, clip: Path, root: Path, per_server: i
 
 async def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--streams", default="1,10,20,30,40,50,60,70")
+    ap.add_argument("--streams", default="1,10,20,30,40,50,60,70,80,100")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--per-server", type=int, default=10, help="RTSP sessions per GStreamer server process")
     a = ap.parse_args(argv)

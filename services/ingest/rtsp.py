@@ -12,10 +12,13 @@ FFmpeg options (libavformat ``rtsp`` demuxer, FFmpeg 8.1 docs "rtsp" section):
 ``rtsp_transport=tcp`` (RTP interleaved on the RTSP connection, RFC 2326 10.12), ``timeout`` = the
 socket I/O timeout in microseconds (``stimeout`` no longer exists and is silently ignored),
 ``allowed_media_types=video``.  FFmpeg's ``timeout`` alone bounds connect, the RTSP handshake and
-each read (a stalled server is given up after about twice the timeout, measured): PyAV's own ``timeout=(open_s, read_s)`` is not used, because its interrupt callback
-takes the GIL on every FFmpeg I/O poll, which with 30 streams doubled ingest CPU and made frames
-late (``benchmarks/bench_ingest.py``).  RTSPS (``rtsps://``, RTSP over TLS, e.g. Bambu X1 ``rtsps://bblp:<code>@<host>:322/
-streaming/live/1``) adds ``tls_verify=0``: printers and cameras present self-signed certificates.
+each read (a stalled server is given up after about twice the timeout, measured).  PyAV's own
+``timeout=(open_s, read_s)`` is not used: its interrupt callback takes the GIL on every FFmpeg
+I/O poll, which with 30 streams doubled ingest CPU and made frames late
+(``benchmarks/bench_ingest.py``).
+
+RTSPS (``rtsps://``, RTSP over TLS, e.g. Bambu X1 ``rtsps://bblp:<code>@<host>:322/streaming/live/1``)
+adds ``tls_verify=0``: printers and cameras present self-signed certificates.
 Credentials ride in the URL (FFmpeg answers Basic and Digest challenges, RFC 2617); the
 registry's ``username``/``password`` are inserted when the URL has none.  No URL with a password
 is ever logged or put in health: errors are scrubbed.
@@ -161,9 +164,7 @@ class RtspReader(threading.Thread):
     def run(self) -> None:
         container: Any = None
         try:
-            container = av.open(
-                self.url, options=av_options(self.url, self.timeout_s)
-            )
+            container = av.open(self.url, options=av_options(self.url, self.timeout_s))
             if not container.streams.video:
                 self._emit(("error", "the RTSP source has no video stream"))
                 return

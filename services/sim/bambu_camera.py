@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import signal
 import ssl
 import sys
 import tempfile
@@ -200,11 +201,15 @@ async def _serve(a: argparse.Namespace) -> None:
         frames=a.frames,
     )
     port = await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     print(f"READY {port}", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
-        await server.close()
+        await server.close()  # also removes the generated certificate and key
 
 
 def main(argv: list[str]) -> None:

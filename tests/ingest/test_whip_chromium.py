@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import av
@@ -19,19 +18,17 @@ from services.common.streams import publish_event
 from tests.ingest.conftest import ProbeIngest, wait_for
 from tests.ingest.test_publisher import Tap
 from tests.ingest.whip_shim import whip_shim
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(os.environ.get("CAMHUB_BROWSER_TESTS", "1") == "0", reason="CAMHUB_BROWSER_TESTS=0"),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
+#: The shared flags plus two for WebRTC on loopback: host candidates on 127.0.0.1 and no mDNS names
+#: in place of addresses (aiortc cannot resolve ``.local`` candidates).
 ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
+    *CHROMIUM_ARGS,
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
@@ -74,31 +71,15 @@ window.hangUp = async () => {
 </script></body></html>"""
 
 
-def tame_chromium(directory: Path) -> str:
-    """A launcher that runs Chromium at nice 10 and without CAP_SYS_NICE.
-
-    Running as root, Chromium raises some of its WebRTC threads to real-time scheduling; on this
-    shared 2-core machine a busy encoder thread at real-time priority starves every other process
-    (seen: load 60, the test runner itself unable to close the browser).  Without the capability
-    those requests fail and Chromium keeps normal priorities.
-    """
-    path = directory / "chromium-tame.sh"
-    path.write_text(
-        "#!/bin/sh\n"
-        f'exec /usr/bin/setpriv --bounding-set -sys_nice --inh-caps -sys_nice -- /usr/bin/nice -n 10 {CHROMIUM} "$@"\n'
-    )
-    path.chmod(0o755)
-    return str(path)
-
-
 @pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     pw = await async_playwright().start()
     b = None
     try:
-        b = await pw.chromium.launch(executable_path=tame_chromium(tmp_path), args=ARGS, headless=True, timeout=20_000)
+        # chromium_path(): Chromium without CAP_SYS_NICE, so it never takes real-time priority
+        b = await pw.chromium.launch(executable_path=chromium_path(), args=ARGS, headless=True, timeout=20_000)
         yield b
     finally:
         if b is not None:
