@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import signal
 import subprocess
 import time
@@ -20,6 +18,7 @@ import pytest
 from services.common.service import ServiceContext, run_service
 from services.common.settings import Settings
 from services.ingest.service import IngestService
+from services.sim.bambu_camera import self_signed
 from tests.support.nats import free_port
 from tests.support.procs import ROOT, wait_services
 
@@ -89,32 +88,9 @@ def rtsp_server(tmp_path: Path) -> Iterator[Callable[..., RtspServer]]:
 
 
 def make_cert(directory: Path, cn: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate + key for 127.0.0.1 (cryptography), never committed."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+    """A self-signed certificate + key for 127.0.0.1, made at test time (never committed): the
+    simulator's own generator, so tests and ``camhub sim`` serve the same kind of certificate."""
+    return self_signed(directory, cn)
 
 
 @pytest.fixture
