@@ -68,6 +68,7 @@ async def test_rtsp_camera_plays_over_hls_and_ll_hls(stack: UpStack, camera: Rts
 
 
 async def test_whep_viewer_gets_the_rtsp_camera(stack: UpStack, camera: RtspCamera) -> None:
+    await wait_for(lambda: _stream(stack, "garage")["up"], 25, "the RTSP camera to be up")
     viewer = WhepViewer(stack.http, "garage")
     try:
         assert await viewer.start() == 201, viewer.error

@@ -21,6 +21,32 @@ from services.common.frames import Frame
 from services.common.rtc import EncodedFrame, configure_aiortc
 
 
+async def _exchange(peer: RTCPeerConnection, base: str, path: str, token: str) -> tuple[int, str, str]:
+    """POST our offer to ``base + path`` (WHIP/WHEP, RFC 9725); apply the answer on 201.
+
+    Returns ``(status, location, body)``.
+    """
+    await peer.setLocalDescription(await peer.createOffer())
+    headers = {"Content-Type": "application/sdp"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
+        r = await client.post(path, content=peer.localDescription.sdp, headers=headers)
+    if r.status_code != 201:
+        return r.status_code, "", r.text
+    await peer.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+    return r.status_code, r.headers["location"], r.text
+
+
+async def _hang_up(peer: RTCPeerConnection, base: str, location: str) -> None:
+    """DELETE the session URL (best effort) and close the peer."""
+    if location:
+        with contextlib.suppress(httpx.HTTPError):
+            async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+                await client.delete(location)
+    await peer.close()
+
+
 class WhepViewer:
     """``POST /whep/<stream>``; collects :class:`EncodedFrame` as they arrive."""
 
@@ -45,19 +71,10 @@ class WhepViewer:
                 self.frames.append((time.monotonic(), await track.recv()))
 
     async def start(self) -> int:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        headers = {"Content-Type": "application/sdp"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        async with httpx.AsyncClient(base_url=self.base, timeout=15) as client:
-            r = await client.post(f"/whep/{self.stream}", content=self.pc.localDescription.sdp, headers=headers)
-        self.status = r.status_code
-        if r.status_code == 201:
-            self.location = r.headers["location"]
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
-        else:
-            self.error = r.text
-        return r.status_code
+        self.status, self.location, body = await _exchange(self.pc, self.base, f"/whep/{self.stream}", self.token)
+        if self.status != 201:
+            self.error = body
+        return self.status
 
     async def wait_frames(self, n: int, timeout: float = 10.0) -> None:
         """Raises TimeoutError saying how many arrived."""
@@ -69,11 +86,7 @@ class WhepViewer:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        if self.location:
-            with contextlib.suppress(httpx.HTTPError):
-                async with httpx.AsyncClient(base_url=self.base, timeout=5) as client:
-                    await client.delete(self.location)
-        await self.pc.close()
+        await _hang_up(self.pc, self.base, self.location)
         if self._task:
             self._task.cancel()
 
@@ -119,21 +132,8 @@ class WhipPublisher:
         self.status = 0
 
     async def start(self) -> int:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        headers = {"Content-Type": "application/sdp"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        async with httpx.AsyncClient(base_url=self.base, timeout=15) as client:
-            r = await client.post(f"/whip/{self.stream}", content=self.pc.localDescription.sdp, headers=headers)
-        self.status = r.status_code
-        if r.status_code == 201:
-            self.location = r.headers["location"]
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
-        return r.status_code
+        self.status, self.location, _ = await _exchange(self.pc, self.base, f"/whip/{self.stream}", self.token)
+        return self.status
 
     async def close(self) -> None:
-        if self.location:
-            with contextlib.suppress(httpx.HTTPError):
-                async with httpx.AsyncClient(base_url=self.base, timeout=5) as client:
-                    await client.delete(self.location)
-        await self.pc.close()
+        await _hang_up(self.pc, self.base, self.location)
