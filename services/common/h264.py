@@ -110,6 +110,25 @@ def is_annexb(data: bytes) -> bool:
     return data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")
 
 
+def _copy_nal_units(extra: bytes, i: int, count: int, out: bytearray, record: str) -> int:
+    """Append ``count`` 16-bit-length-prefixed NAL units at ``extra[i:]`` to ``out`` as Annex B;
+    returns the position after them.
+
+    Raises:
+        ValueError: a length runs past the end of the record.
+    """
+    for _ in range(count):
+        if i + 2 > len(extra):
+            raise ValueError(f"truncated {record} record")
+        size = int.from_bytes(extra[i : i + 2], "big")
+        i += 2
+        if i + size > len(extra):
+            raise ValueError(f"truncated {record} record")
+        out += START + extra[i : i + size]
+        i += size
+    return i
+
+
 def avcc_extradata_to_annexb(extra: bytes) -> tuple[bytes, int]:
     """An ``avcC`` record (ISO/IEC 14496-15 5.3.3.1) -> (Annex B SPS+PPS, NAL length size).
 
@@ -132,15 +151,7 @@ def avcc_extradata_to_annexb(extra: bytes) -> tuple[bytes, int]:
             raise ValueError("truncated avcC record")
         count = extra[i] & count_mask
         i += 1
-        for _ in range(count):
-            if i + 2 > len(extra):
-                raise ValueError("truncated avcC record")
-            size = int.from_bytes(extra[i : i + 2], "big")
-            i += 2
-            if i + size > len(extra):
-                raise ValueError("truncated avcC record")
-            out += START + extra[i : i + size]
-            i += size
+        i = _copy_nal_units(extra, i, count, out, "avcC")
     return bytes(out), length_size
 
 
@@ -165,13 +176,5 @@ def hvcc_extradata_to_annexb(extra: bytes) -> tuple[bytes, int]:
             raise ValueError("truncated hvcC record")
         count = int.from_bytes(extra[i + 1 : i + 3], "big")
         i += 3
-        for _ in range(count):
-            if i + 2 > len(extra):
-                raise ValueError("truncated hvcC record")
-            size = int.from_bytes(extra[i : i + 2], "big")
-            i += 2
-            if i + size > len(extra):
-                raise ValueError("truncated hvcC record")
-            out += START + extra[i : i + size]
-            i += size
+        i = _copy_nal_units(extra, i, count, out, "hvcC")
     return bytes(out), length_size
