@@ -89,14 +89,7 @@ class Lease:
             if release:
                 with contextlib.suppress(Exception):
                     kv = await self.bus.kv(KV_LEASES, ttl=self.ttl)
-                    try:
-                        await asyncio.wait_for(kv.delete(self.key, last=rev), 2.0)
-                    except Exception:
-                        # a renewal cancelled in flight may have moved the revision past ``rev``:
-                        # delete only if the key still names this holder
-                        entry = await asyncio.wait_for(kv.get(self.key), 2.0)
-                        if entry.value == self.holder.encode():
-                            await asyncio.wait_for(kv.delete(self.key, last=entry.revision), 2.0)
+                    await asyncio.wait_for(kv.delete(self.key, last=rev), 2.0)
 
     async def _fire(self, cb: Callback | None) -> None:
         if cb is None:
